@@ -1,0 +1,106 @@
+"""Build the course book, re-executing chapters whenever the r2ska sources change."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+FINGERPRINT_FILE = "r2ska-fingerprint.txt"
+# Files whose content can change what a chapter cell prints or draws.
+_SOURCE_SUFFIXES = (".py", ".js", ".css")
+
+
+def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
+    """Hash the r2ska source files, so that any edit gives a new value.
+
+    Args:
+        package_dir: The folder of the package to hash.
+
+    Returns:
+        A hex SHA-256 digest over the relative path and bytes of every source file.
+    """
+    digest = hashlib.sha256()
+    files = sorted(
+        path
+        for path in package_dir.rglob("*")
+        if path.is_file() and path.suffix in _SOURCE_SUFFIXES
+    )
+    for path in files:
+        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def invalidate_stale_cache(cache_dir: Path, fingerprint: str) -> bool:
+    """Delete the execution cache when it was filled by other package sources.
+
+    Jupyter Book's cache is keyed on each chapter's own code cells only, so without
+    this step an edit to ``r2ska`` would leave outputs of the old code on the site.
+
+    Args:
+        cache_dir: The jupyter-cache folder (``_build/.jupyter_cache``).
+        fingerprint: The current :func:`package_fingerprint`.
+
+    Returns:
+        True if the cache was deleted.
+    """
+    stamp = cache_dir / FINGERPRINT_FILE
+    recorded = stamp.read_text().strip() if stamp.is_file() else None
+    deleted = False
+    if recorded != fingerprint and cache_dir.exists():
+        shutil.rmtree(cache_dir)
+        deleted = True
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint + "\n")
+    return deleted
+
+
+def build_book(book_dir: Path, *, strict: bool = True) -> int:
+    """Build the HTML site into ``<book_dir>/_build/html``.
+
+    Args:
+        book_dir: The folder with ``_config.yml`` and ``_toc.yml``.
+        strict: Turn Sphinx warnings into errors (``-W -n --keep-going``).
+
+    Returns:
+        The exit code of ``jupyter-book build``.
+
+    Raises:
+        FileNotFoundError: If ``book_dir`` has no ``_config.yml``.
+    """
+    book_dir = book_dir.resolve()
+    if not (book_dir / "_config.yml").is_file():
+        raise FileNotFoundError(
+            f"No _config.yml in {book_dir}: pass the folder of the course book."
+        )
+
+    invalidate_stale_cache(book_dir / "_build" / ".jupyter_cache", package_fingerprint())
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(book_dir)]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    return subprocess.run(command, check=False).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``python -m r2ska.book build [FOLDER]`` command line."""
+    parser = argparse.ArgumentParser(prog="python -m r2ska.book", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build the HTML site")
+    build.add_argument("book_dir", nargs="?", default=".", type=Path,
+                       help="folder with _config.yml (default: the current folder)")
+    build.add_argument("--no-strict", action="store_true",
+                       help="let Sphinx warnings pass instead of failing the build")
+    args = parser.parse_args(argv)
+    return build_book(args.book_dir, strict=not args.no_strict)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

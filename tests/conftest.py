@@ -1,0 +1,36 @@
+"""Shared fixtures: the data mirror and a private cache for every test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Point R2SKA_CACHE at a fresh folder so tests never reuse a user's downloads."""
+    cache = tmp_path_factory.mktemp("r2ska-cache")
+    previous = os.environ.get("R2SKA_CACHE")
+    os.environ["R2SKA_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("R2SKA_CACHE", None)
+    else:
+        os.environ["R2SKA_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The local data mirror named by R2SKA_DATA_MIRROR, which tests on real data need."""
+    value = os.environ.get("R2SKA_DATA_MIRROR")
+    if not value or not Path(value).is_dir():
+        pytest.fail(
+            f"R2SKA_DATA_MIRROR={value!r} is not a folder: set it to the course data "
+            "mirror (a folder laid out like MNIST/raw/...) before running the tests.",
+            pytrace=False,
+        )
+    return Path(value)

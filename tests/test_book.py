@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from r2ska import book
+
+
+def _write_package(folder: Path) -> Path:
+    (folder / "sub").mkdir(parents=True)
+    (folder / "__init__.py").write_text("x = 1\n")
+    (folder / "sub" / "helper.js").write_text("var a = 1;\n")
+    (folder / "notes.txt").write_text("not a source file\n")
+    return folder
+
+
+def test_fingerprint_changes_with_source_edit(tmp_path):
+    package = _write_package(tmp_path / "pkg")
+    before = book.package_fingerprint(package)
+
+    (package / "__init__.py").write_text("x = 2\n")
+    assert book.package_fingerprint(package) != before
+
+
+def test_fingerprint_tracks_javascript_and_renames(tmp_path):
+    package = _write_package(tmp_path / "pkg")
+    before = book.package_fingerprint(package)
+
+    (package / "sub" / "helper.js").rename(package / "sub" / "other.js")
+    assert book.package_fingerprint(package) != before
+
+
+def test_fingerprint_ignores_non_source_files(tmp_path):
+    package = _write_package(tmp_path / "pkg")
+    before = book.package_fingerprint(package)
+
+    (package / "notes.txt").write_text("edited\n")
+    assert book.package_fingerprint(package) == before
+
+
+def test_fingerprint_covers_installed_package():
+    files = {path.name for path in book.PACKAGE_DIR.rglob("*.py")}
+    assert "book.py" in files
+    assert len(book.package_fingerprint()) == 64
+
+
+def test_stale_cache_is_deleted(tmp_path):
+    cache = tmp_path / ".jupyter_cache"
+    book.invalidate_stale_cache(cache, "old")
+    (cache / "executed.db").write_text("outputs of the old package")
+
+    assert book.invalidate_stale_cache(cache, "new") is True
+    assert not (cache / "executed.db").exists()
+    assert (cache / book.FINGERPRINT_FILE).read_text().strip() == "new"
+
+
+def test_matching_cache_is_kept(tmp_path):
+    cache = tmp_path / ".jupyter_cache"
+    book.invalidate_stale_cache(cache, "same")
+    (cache / "executed.db").write_text("outputs")
+
+    assert book.invalidate_stale_cache(cache, "same") is False
+    assert (cache / "executed.db").exists()
+
+
+def test_cache_without_stamp_is_deleted(tmp_path):
+    cache = tmp_path / ".jupyter_cache"
+    cache.mkdir()
+    (cache / "executed.db").write_text("outputs of unknown origin")
+
+    assert book.invalidate_stale_cache(cache, "new") is True
+    assert not (cache / "executed.db").exists()
+
+
+def test_build_book_rejects_folder_without_config(tmp_path):
+    with pytest.raises(FileNotFoundError, match="_config.yml"):
+        book.build_book(tmp_path)
