@@ -1,0 +1,17 @@
+"""Interactive demos for the chapters: live ipywidgets views with static HTML fallbacks."""
+
+from r2ska.widgets.traversal import (
+    LatentTraversal,
+    precompute_traversal,
+    static_traversal_html,
+    traversal_demo,
+    traversal_grid_png,
+)
+
+__all__ = [
+    "LatentTraversal",
+    "precompute_traversal",
+    "static_traversal_html",
+    "traversal_demo",
+    "traversal_grid_png",
+]
