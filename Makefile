@@ -16,7 +16,7 @@ STAMP := $(VENV)/.r2ska-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	$(BIN)/python -m pip install --quiet -e '.[book,geo,lora,test]'
 	touch $(STAMP)
 
 book: $(STAMP)

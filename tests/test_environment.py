@@ -9,6 +9,8 @@ from conftest import REPO_ROOT
 
 # PyPI names whose conda-forge package is named differently.
 CONDA_NAMES = {"torch": "pytorch-cpu"}
+# Extras a student needs to run every chapter; "test" is for developers only.
+STUDENT_EXTRAS = ("book", "geo", "lora")
 
 
 def _split(requirement: str) -> tuple[str, str]:
@@ -19,13 +21,25 @@ def _split(requirement: str) -> tuple[str, str]:
 
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    requirements = list(project["dependencies"]) + project["optional-dependencies"]["book"]
+    extras = project["optional-dependencies"]
+    requirements = list(project["dependencies"])
+    for extra in STUDENT_EXTRAS:
+        requirements += extras[extra]
     return dict(_split(requirement) for requirement in requirements)
 
 
+def _pip_section() -> list[str]:
+    environment = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    sections = [item["pip"] for item in environment["dependencies"] if isinstance(item, dict)]
+    assert len(sections) == 1, "environment.yml needs exactly one pip section"
+    return sections[0]
+
+
 def _conda_requirements() -> dict[str, str]:
+    """Return conda and pip requirements of environment.yml, without the package itself."""
     environment = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     specs = [item for item in environment["dependencies"] if isinstance(item, str)]
+    specs += [item for item in _pip_section() if not item.startswith("-e")]
     return dict(_split(spec) for spec in specs)
 
 
@@ -38,9 +52,7 @@ def test_environment_lists_every_dependency():
 
 
 def test_environment_installs_package_from_checkout():
-    environment = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
-    pip_sections = [item["pip"] for item in environment["dependencies"] if isinstance(item, dict)]
-    assert pip_sections == [["-e ."]]
+    assert _pip_section()[-1] == "-e ."
 
 
 def test_environment_uses_cpu_pytorch():
