@@ -363,3 +363,18 @@ def test_interrupted_write_keeps_old_file(tmp_path):
 
     assert target.read_bytes() == b"old"
     assert [path.name for path in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_cache_key_tracks_model_source(monkeypatch):
+    model = ConvAutoencoder(4)
+    config = TrainConfig(epochs=1)
+    before = training.cache_key(model, config, "data")
+
+    monkeypatch.setattr(training, "code_fingerprint", lambda model: "edited-source")
+    assert training.cache_key(model, config, "data") != before
+
+
+def test_code_fingerprint_reads_model_module():
+    fingerprint = training.code_fingerprint(ConvAutoencoder(4))
+    assert len(fingerprint) == 16
+    assert fingerprint == training.code_fingerprint(ConvVAE(4))

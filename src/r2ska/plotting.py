@@ -366,3 +366,42 @@ def deliverable_figure(
     if title is not None:
         fig.suptitle(title)
     return _finish(fig)
+
+
+def plot_interpolations(
+    rows: Mapping[str, torch.Tensor | np.ndarray], *, cell_size: float = 0.9
+) -> Figure:
+    """Draw several interpolation paths, one labelled row each.
+
+    Args:
+        rows: Decoded paths (S, 1, H, W) or (S, H, W) by row label, for example
+            from ``r2ska.latent.interpolate``; every path needs the same S.
+        cell_size: Width and height of one image in inches.
+
+    Returns:
+        The Figure with len(rows) * S axes, already closed in pyplot.
+
+    Raises:
+        ValueError: If ``rows`` is empty or the paths differ in length.
+    """
+    if not rows:
+        raise ValueError("rows is empty: pass at least one interpolation path by label.")
+    paths = {label: _as_image_array(path, f"rows[{label!r}]") for label, path in rows.items()}
+    lengths = {len(path) for path in paths.values()}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"Every interpolation path needs the same number of steps, got {sorted(lengths)}."
+        )
+    steps = lengths.pop()
+
+    fig, axes = plt.subplots(
+        len(paths), steps,
+        figsize=(cell_size * steps + 1.2, cell_size * len(paths)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for row, (label, path) in enumerate(paths.items()):
+        for step in range(steps):
+            _show_image(axes[row, step], path[step])
+        axes[row, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    return _finish(fig)

@@ -6,9 +6,11 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import pickle
+import sys
 import tempfile
 import time
 import warnings
@@ -281,12 +283,35 @@ def _model_description(model: nn.Module) -> dict:
     return description
 
 
+def code_fingerprint(model: nn.Module) -> str:
+    """Hash the source files of the model's module and of this training loop.
+
+    A checkpoint trained by older code must not be loaded after the architecture,
+    the loss or the loop changed, so their source text enters the cache key.
+    Classes without a source file (defined in a notebook cell) contribute their
+    qualified name only.
+    """
+    digest = hashlib.sha256()
+    for module_name in (type(model).__module__, __name__):
+        module = sys.modules.get(module_name)
+        try:
+            source_file = inspect.getsourcefile(module) if module is not None else None
+        except TypeError:
+            source_file = None
+        if source_file is None:
+            digest.update(module_name.encode("utf-8"))
+        else:
+            digest.update(Path(source_file).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(model: nn.Module, config: TrainConfig, data_id: str) -> str:
     """Hash the configuration of a training run into a checkpoint file name.
 
     Args:
-        model: The model to train; its class and ``hparams`` (or its repr when it
-            has no ``hparams``) enter the key, but not its current weights.
+        model: The model to train; its class, ``hparams`` (or its repr when it
+            has no ``hparams``) and :func:`code_fingerprint` enter the key, but not
+            its current weights.
         config: The training settings; every field enters the key.
         data_id: A name for the training and validation data, for example
             ``"mnist-train/mnist-test"``; change it whenever the data change.
@@ -297,6 +322,7 @@ def cache_key(model: nn.Module, config: TrainConfig, data_id: str) -> str:
     description = {
         "format": _CACHE_FORMAT,
         "model": _model_description(model),
+        "code": code_fingerprint(model),
         "config": dataclasses.asdict(config),
         "data_id": data_id,
     }
@@ -420,6 +446,7 @@ def _save_checkpoint(
     summary = {
         "key": path.stem,
         "model": _model_description(model),
+        "code": code_fingerprint(model),
         "config": dataclasses.asdict(config),
         "data_id": data_id,
         "history": history.to_dict(),
