@@ -23,6 +23,7 @@ from r2ska.latent import (
     slerp,
     traversal_grid,
 )
+from r2ska import latent
 from r2ska.models import ConvAutoencoder, ConvVAE, kl_to_standard_normal
 
 
@@ -387,3 +388,32 @@ def test_mean_kl_matches_closed_form():
 def test_mean_kl_rejects_plain_autoencoder():
     with pytest.raises(TypeError, match="ConvAutoencoder"):
         mean_kl(ConvAutoencoder(2), _images(2))
+
+
+def test_sample_decoded_prior_shapes():
+    model = ConvVAE(3)
+    first = latent.sample_decoded(model, 5, seed=1)
+    again = latent.sample_decoded(model, 5, seed=1)
+    assert first.shape == (5, 1, 28, 28)
+    assert torch.equal(first, again)
+
+
+def test_sample_decoded_matches_reference_statistics():
+    class Identity(torch.nn.Module):
+        latent_dim = 2
+
+        def decode(self, z):
+            return z
+
+    reference = np.column_stack([np.full(100, 5.0), np.linspace(-1, 1, 100)])
+    samples = latent.sample_decoded(Identity(), 20_000, seed=0, reference_codes=reference)
+    assert samples.mean(dim=0)[0].item() == pytest.approx(5.0, abs=0.01)
+    assert samples.std(dim=0)[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert samples.std(dim=0)[1].item() == pytest.approx(reference[:, 1].std(ddof=1), rel=0.03)
+
+
+def test_sample_decoded_rejects_bad_reference():
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        latent.sample_decoded(ConvVAE(3), 2, reference_codes=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="positive"):
+        latent.sample_decoded(ConvVAE(3), 0)

@@ -58,7 +58,8 @@ def test_hparams_rebuild_same_architecture(cls):
 
     rebuilt = cls(**model.hparams)
 
-    assert model.hparams == {"latent_dim": 5}
+    assert model.hparams["latent_dim"] == 5
+    assert rebuilt.hparams == model.hparams
     assert repr(rebuilt) == repr(model)
 
 
@@ -195,3 +196,24 @@ def test_bce_with_logits_matches_sigmoid_bce():
     from_probabilities = F.binary_cross_entropy(model.decode(z), x, reduction="sum")
 
     torch.testing.assert_close(from_logits, from_probabilities, rtol=1e-4, atol=1e-3)
+
+
+def test_vae_beta_weights_kl_term():
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for beta in (0.0, 1.0, 4.0):
+        torch.manual_seed(0)
+        model = ConvVAE(3, beta=beta)
+        torch.manual_seed(1)
+        loss, metrics = model.loss(x)
+        losses[beta] = (loss.item(), metrics)
+
+    for beta, (loss, metrics) in losses.items():
+        assert loss == pytest.approx(metrics["recon"] + beta * metrics["kl"], rel=1e-5)
+    assert ConvVAE(3, beta=4.0).hparams == {"latent_dim": 3, "beta": 4.0}
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_vae_rejects_invalid_beta(bad):
+    with pytest.raises(ValueError, match="beta must be"):
+        ConvVAE(3, beta=bad)

@@ -12,7 +12,7 @@ from r2ska.plotting import (
     deliverable_figure,
     image_grid,
     plot_history,
-    plot_interpolations,
+    plot_image_rows,
     plot_latent_map,
     plot_reconstructions,
     plot_traversal,
@@ -180,19 +180,19 @@ def test_deliverable_figure_renders(tmp_path):
     assert (tmp_path / "deliverable.png").stat().st_size > 0
 
 
-def test_plot_interpolations_axes():
+def test_plot_image_rows_axes():
     rows = {"lerp": torch.rand(5, 1, 28, 28), "slerp": torch.rand(5, 28, 28)}
-    fig = plot_interpolations(rows)
+    fig = plot_image_rows(rows)
     assert len(fig.axes) == 10
     assert fig.axes[0].get_ylabel() == "lerp"
     assert fig.axes[5].get_ylabel() == "slerp"
 
 
-def test_plot_interpolations_rejects_uneven_paths():
+def test_plot_image_rows_rejects_uneven_paths():
     with pytest.raises(ValueError, match="same number of steps"):
-        plot_interpolations({"a": torch.rand(4, 28, 28), "b": torch.rand(5, 28, 28)})
+        plot_image_rows({"a": torch.rand(4, 28, 28), "b": torch.rand(5, 28, 28)})
 
 
-def test_plot_interpolations_rejects_empty():
+def test_plot_image_rows_rejects_empty():
     with pytest.raises(ValueError, match="empty"):
-        plot_interpolations({})
+        plot_image_rows({})

@@ -248,7 +248,7 @@ def traversal_grid(
                 f"use 0..{len(z) - 1}."
             )
 
-    shift = torch.tensor(values, dtype=torch.float32)  # (V,)
+    shift = torch.as_tensor(values, dtype=torch.float32).cpu()  # (V,)
     codes = z.repeat(len(dims), len(values), 1)  # (D, V, latent_dim)
     for row, dim in enumerate(dims):
         codes[row, :, dim] = shift if absolute else z[dim] + shift
@@ -340,3 +340,44 @@ def mean_kl(vae: nn.Module, images: torch.Tensor, batch_size: int = 512) -> floa
             mu, logvar = vae.encode_distribution(images[start : start + batch_size].to(device))
             total += kl_to_standard_normal(mu, logvar).sum().item()
     return total / len(images)
+
+
+def sample_decoded(
+    model: nn.Module, n: int, *, seed: int = 0, reference_codes: np.ndarray | None = None
+) -> torch.Tensor:
+    """Decode random codes, to see which parts of the latent space the decoder fills.
+
+    A VAE's codes follow its N(0, I) prior, so ``reference_codes=None`` samples
+    that prior. A plain autoencoder has no prior: pass its codes of real images
+    and the samples come from a diagonal Gaussian with their mean and standard
+    deviation per dimension, the fairest simple choice.
+
+    Args:
+        model: A model from ``r2ska.models``.
+        n: Number of samples.
+        seed: Seed of the random codes.
+        reference_codes: Codes (N, d) to match, or None for N(0, I).
+
+    Returns:
+        Decoded images (n, 1, 28, 28) on the CPU.
+
+    Raises:
+        ValueError: If ``n`` is not positive or ``reference_codes`` does not
+            have ``model.latent_dim`` columns.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of samples, got {n}.")
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, model.latent_dim, generator=generator)  # (n, d)
+
+    if reference_codes is not None:
+        reference = torch.as_tensor(np.asarray(reference_codes), dtype=torch.float32)
+        if reference.ndim != 2 or reference.shape[1] != model.latent_dim:
+            raise ValueError(
+                f"reference_codes must have shape (N, {model.latent_dim}), "
+                f"got {tuple(reference.shape)}: pass codes from encode_dataset."
+            )
+        noise = reference.mean(dim=0) + noise * reference.std(dim=0)
+
+    with _inference(model) as device:
+        return model.decode(noise.to(device)).cpu()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -119,28 +121,35 @@ class ConvVAE(nn.Module):
     pixels, estimated with one reparameterised sample z = mu + sigma * eps. The
     second is the closed-form KL divergence
     ``-0.5 * sum(1 + logvar - mu**2 - exp(logvar))`` over the latent dimensions.
-    Both are in nats per image and are averaged over the batch.
+    Both are in nats per image and are averaged over the batch. With ``beta``
+    other than 1 the KL term is weighted by it (a beta-VAE, Higgins et al. 2017),
+    and the loss is no longer the negative ELBO.
 
     Args:
         latent_dim: Size of the latent vector z.
+        beta: Weight of the KL term; 1 gives the plain VAE.
 
     Raises:
-        ValueError: If ``latent_dim`` is not a positive integer.
+        ValueError: If ``latent_dim`` is not a positive integer or ``beta`` is
+            negative or not finite.
     """
 
-    def __init__(self, latent_dim: int = 16) -> None:
+    def __init__(self, latent_dim: int = 16, beta: float = 1.0) -> None:
         super().__init__()
         _check_latent_dim(latent_dim)
+        if not (math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}: use 1.0 for a plain VAE.")
         self.latent_dim = latent_dim
+        self.beta = float(beta)
         self.encoder = _make_encoder_trunk()
         self.to_mu = nn.Linear(_FEATURES, latent_dim)
         self.to_logvar = nn.Linear(_FEATURES, latent_dim)
         self.decoder = _make_decoder(latent_dim)
 
     @property
-    def hparams(self) -> dict[str, int]:
+    def hparams(self) -> dict[str, float]:
         """Constructor arguments, which the checkpoint cache uses as part of its key."""
-        return {"latent_dim": self.latent_dim}
+        return {"latent_dim": self.latent_dim, "beta": self.beta}
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute the posterior q(z|x) of images (B, 1, 28, 28).
@@ -181,7 +190,7 @@ class ConvVAE(nn.Module):
         return self.decode(z)
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Compute the negative ELBO in nats per image, averaged over the batch.
+        """Compute the negative ELBO (KL weighted by ``beta``) in nats per image, averaged over the batch.
 
         MNIST pixels are grey levels rather than binary, so they serve as Bernoulli
         targets in [0, 1], as in Kingma and Welling (2014). The reconstruction term
@@ -204,7 +213,7 @@ class ConvVAE(nn.Module):
         recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / batch_size
         kl = kl_to_standard_normal(mu, logvar).mean()
 
-        return recon + kl, {"recon": recon.item(), "kl": kl.item()}
+        return recon + self.beta * kl, {"recon": recon.item(), "kl": kl.item()}
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

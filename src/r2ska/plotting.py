@@ -368,10 +368,10 @@ def deliverable_figure(
     return _finish(fig)
 
 
-def plot_interpolations(
+def plot_image_rows(
     rows: Mapping[str, torch.Tensor | np.ndarray], *, cell_size: float = 0.9
 ) -> Figure:
-    """Draw several interpolation paths, one labelled row each.
+    """Draw labelled rows of images, such as interpolation paths or decoded samples.
 
     Args:
         rows: Decoded paths (S, 1, H, W) or (S, H, W) by row label, for example
