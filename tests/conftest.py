@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+from r2ska import book
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +37,21 @@ def mirror_dir() -> Path:
             pytrace=False,
         )
     return Path(value)
+
+
+BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "references.bib")
+BOOK_FOLDERS = ("chapters", "benchmarks")
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory, mirror_dir: Path) -> Path:
+    """Build a copy of the book with an empty weight cache, once per test session."""
+    root = tmp_path_factory.mktemp("book")
+    for name in BOOK_FILES:
+        shutil.copy(REPO_ROOT / name, root / name)
+    for name in BOOK_FOLDERS:
+        shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+
+    exit_code = book.build_book(root)
+    assert exit_code == 0, "jupyter-book build failed: see the captured output above"
+    return root / "_build" / "html"

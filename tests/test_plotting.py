@@ -189,7 +189,7 @@ def test_plot_image_rows_axes():
 
 
 def test_plot_image_rows_rejects_uneven_paths():
-    with pytest.raises(ValueError, match="same number of steps"):
+    with pytest.raises(ValueError, match="same number of images"):
         plot_image_rows({"a": torch.rand(4, 28, 28), "b": torch.rand(5, 28, 28)})
 
 

@@ -390,7 +390,7 @@ def plot_image_rows(
     lengths = {len(path) for path in paths.values()}
     if len(lengths) != 1:
         raise ValueError(
-            f"Every interpolation path needs the same number of steps, got {sorted(lengths)}."
+            f"Every row needs the same number of images, got {sorted(lengths)}."
         )
     steps = lengths.pop()
 

@@ -1,0 +1,85 @@
+"""Build the whole book on the real data and check the executed pages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+pytestmark = pytest.mark.book
+
+CHAPTER_1 = "chapters/01_autoencoders.html"
+
+
+def _page(site: Path, name: str) -> BeautifulSoup:
+    path = site / name
+    assert path.is_file(), f"{name} was not built"
+    return BeautifulSoup(path.read_text(), "html.parser")
+
+
+def _main_text(page: BeautifulSoup) -> str:
+    return " ".join(page.find("main").get_text(" ").split())
+
+
+def test_chapter_has_figures(built_site):
+    page = _page(built_site, CHAPTER_1)
+    figures = page.select("div.cell_output img")
+    assert len(figures) >= 10
+
+
+def test_chapter_has_no_error_output(built_site):
+    page = _page(built_site, CHAPTER_1)
+    assert page.select("div.output.traceback") == []
+    assert page.select("div.output.stderr") == []
+    assert "Traceback (most recent call last)" not in page.get_text()
+
+
+def test_chapter_quotes_glued_numbers(built_site):
+    text = _main_text(_page(built_site, CHAPTER_1))
+    assert "We train on 60000 images and evaluate on 10000 held-out test images" in text
+    match = re.search(r"test reconstruction error of (\d\.\d{4}) per pixel", text)
+    assert match, "glued autoencoder MSE missing from the comparison paragraph"
+    assert 0 < float(match.group(1)) <= 0.02
+    knn = re.search(r"reaches (\d\.\d{3}) accuracy on the autoencoder's codes", text)
+    assert knn, "glued k-NN accuracy missing"
+    assert 0.8 < float(knn.group(1)) <= 1.0
+
+
+def test_chapter_shows_comparison_table(built_site):
+    page = _page(built_site, CHAPTER_1)
+    headers = [cell.get_text(strip=True) for cell in page.select("table th")]
+    for row in ("autoencoder", "VAE", "PCA"):
+        assert row in headers
+
+
+def test_chapter_has_static_traversal_demo(built_site):
+    page = _page(built_site, CHAPTER_1)
+    demos = page.select("div.r2ska-traversal")
+    assert len(demos) == 1
+    assert demos[0].select_one('input[type="range"]') is not None
+    assert len(demos[0].select("select option")) == 6
+
+
+def test_chapter_loads_no_remote_scripts(built_site):
+    page = _page(built_site, CHAPTER_1)
+    sources = [tag.get("src", "") for tag in page.select("script[src]")]
+    assert [src for src in sources if src.startswith(("http:", "https:", "//"))] == []
+
+
+def test_real_data_page_has_no_offline_notice(built_site):
+    page = _page(built_site, CHAPTER_1)
+    assert page.select(".r2ska-offline-notice") == []
+
+
+def test_benchmarks_page_lists_results(built_site):
+    text = _main_text(_page(built_site, "chapters/benchmarks.html"))
+    assert "train_throughput" in text
+    assert "ae_reconstruction" in text
+
+
+def test_site_has_bibliography(built_site):
+    text = _main_text(_page(built_site, CHAPTER_1))
+    assert "Reducing the Dimensionality of Data with Neural Networks" in text
+    assert "Auto-Encoding Variational" in text
