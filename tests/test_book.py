@@ -74,3 +74,23 @@ def test_cache_without_stamp_is_deleted(tmp_path):
 def test_build_book_rejects_folder_without_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="_config.yml"):
         book.build_book(tmp_path)
+
+
+def test_book_fingerprint_tracks_benchmark_results(tmp_path):
+    package = _write_package(tmp_path / "pkg")
+    results = tmp_path / "book" / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "speed.json").write_text('{"value": 1}')
+    before = book.book_fingerprint(tmp_path / "book", package)
+
+    (results / "speed.json").write_text('{"value": 2}')
+    assert book.book_fingerprint(tmp_path / "book", package) != before
+
+
+def test_book_fingerprint_tracks_package(tmp_path):
+    package = _write_package(tmp_path / "pkg")
+    (tmp_path / "book").mkdir()
+    before = book.book_fingerprint(tmp_path / "book", package)
+
+    (package / "__init__.py").write_text("x = 3\n")
+    assert book.book_fingerprint(tmp_path / "book", package) != before

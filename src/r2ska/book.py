@@ -1,4 +1,4 @@
-"""Build the course book, re-executing chapters whenever the r2ska sources change."""
+"""Build the course book, re-executing chapters whenever the r2ska sources or results change."""
 
 from __future__ import annotations
 
@@ -24,14 +24,34 @@ def package_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
     Returns:
         A hex SHA-256 digest over the relative path and bytes of every source file.
     """
+    return _folder_digest(package_dir, _SOURCE_SUFFIXES)
+
+
+def book_fingerprint(book_dir: Path, package_dir: Path = PACKAGE_DIR) -> str:
+    """Hash everything that chapter outputs depend on besides their own cells.
+
+    That is the package sources and the recorded benchmark results
+    (``benchmarks/results/*.json``), which the benchmarks page reads.
+
+    Args:
+        book_dir: The folder with ``_config.yml``.
+        package_dir: The folder of the package.
+
+    Returns:
+        A hex SHA-256 digest.
+    """
+    digest = hashlib.sha256(package_fingerprint(package_dir).encode())
+    results = book_dir / "benchmarks" / "results"
+    if results.is_dir():
+        digest.update(_folder_digest(results, (".json",)).encode())
+    return digest.hexdigest()
+
+
+def _folder_digest(folder: Path, suffixes: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    files = sorted(
-        path
-        for path in package_dir.rglob("*")
-        if path.is_file() and path.suffix in _SOURCE_SUFFIXES
-    )
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix in suffixes)
     for path in files:
-        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
@@ -46,7 +66,7 @@ def invalidate_stale_cache(cache_dir: Path, fingerprint: str) -> bool:
 
     Args:
         cache_dir: The jupyter-cache folder (``_build/.jupyter_cache``).
-        fingerprint: The current :func:`package_fingerprint`.
+        fingerprint: The current :func:`book_fingerprint`.
 
     Returns:
         True if the cache was deleted.
@@ -82,7 +102,7 @@ def build_book(book_dir: Path, *, strict: bool = True) -> int:
             f"No _config.yml in {book_dir}: pass the folder of the course book."
         )
 
-    invalidate_stale_cache(book_dir / "_build" / ".jupyter_cache", package_fingerprint())
+    invalidate_stale_cache(book_dir / "_build" / ".jupyter_cache", book_fingerprint(book_dir))
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(book_dir)]
     if strict:
         command += ["-W", "-n", "--keep-going"]
