@@ -43,32 +43,48 @@ def test_fingerprint_covers_installed_package():
     assert len(book.package_fingerprint()) == 64
 
 
-def test_stale_cache_is_deleted(tmp_path):
-    cache = tmp_path / ".jupyter_cache"
-    book.invalidate_stale_cache(cache, "old")
-    (cache / "executed.db").write_text("outputs of the old package")
-
-    assert book.invalidate_stale_cache(cache, "new") is True
-    assert not (cache / "executed.db").exists()
-    assert (cache / book.FINGERPRINT_FILE).read_text().strip() == "new"
+def _fill_build(build: Path) -> None:
+    for name in (".jupyter_cache", ".doctrees"):
+        (build / name).mkdir(parents=True, exist_ok=True)
+        (build / name / "state").write_text("outputs")
 
 
-def test_matching_cache_is_kept(tmp_path):
-    cache = tmp_path / ".jupyter_cache"
-    book.invalidate_stale_cache(cache, "same")
-    (cache / "executed.db").write_text("outputs")
+def test_stale_outputs_are_deleted(tmp_path):
+    build = tmp_path / "_build"
+    book.invalidate_stale_outputs(build, "old")
+    _fill_build(build)
 
-    assert book.invalidate_stale_cache(cache, "same") is False
-    assert (cache / "executed.db").exists()
+    assert book.invalidate_stale_outputs(build, "new") is True
+    assert not (build / ".jupyter_cache").exists()
+    assert not (build / ".doctrees").exists()
+    assert (build / book.FINGERPRINT_FILE).read_text().strip() == "new"
 
 
-def test_cache_without_stamp_is_deleted(tmp_path):
-    cache = tmp_path / ".jupyter_cache"
-    cache.mkdir()
-    (cache / "executed.db").write_text("outputs of unknown origin")
+def test_matching_outputs_are_kept(tmp_path):
+    build = tmp_path / "_build"
+    book.invalidate_stale_outputs(build, "same")
+    _fill_build(build)
 
-    assert book.invalidate_stale_cache(cache, "new") is True
-    assert not (cache / "executed.db").exists()
+    assert book.invalidate_stale_outputs(build, "same") is False
+    assert (build / ".jupyter_cache" / "state").exists()
+    assert (build / ".doctrees" / "state").exists()
+
+
+def test_outputs_without_stamp_are_deleted(tmp_path):
+    build = tmp_path / "_build"
+    _fill_build(build)
+
+    assert book.invalidate_stale_outputs(build, "new") is True
+    assert not (build / ".jupyter_cache").exists()
+
+
+def test_html_output_is_kept(tmp_path):
+    build = tmp_path / "_build"
+    (build / "html").mkdir(parents=True)
+    (build / "html" / "index.html").write_text("site")
+
+    book.invalidate_stale_outputs(build, "new")
+    assert (build / "html" / "index.html").exists()
 
 
 def test_build_book_rejects_folder_without_config(tmp_path):

@@ -58,37 +58,42 @@ def _folder_digest(folder: Path, suffixes: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def invalidate_stale_cache(cache_dir: Path, fingerprint: str) -> bool:
-    """Delete the execution cache when it was filled by other package sources.
+def invalidate_stale_outputs(build_dir: Path, fingerprint: str) -> bool:
+    """Delete executed outputs that were made with other package sources or results.
 
-    Jupyter Book's cache is keyed on each chapter's own code cells only, so without
-    this step an edit to ``r2ska`` would leave outputs of the old code on the site.
+    Jupyter Book's execution cache is keyed on each chapter's own code cells only,
+    and Sphinx skips reading a chapter whose file did not change. Without this step
+    an edit to ``r2ska`` would leave outputs of the old code on the site, so both
+    the cache (``.jupyter_cache``) and Sphinx's saved state (``.doctrees``) go.
 
     Args:
-        cache_dir: The jupyter-cache folder (``_build/.jupyter_cache``).
+        build_dir: The book's ``_build`` folder.
         fingerprint: The current :func:`book_fingerprint`.
 
     Returns:
-        True if the cache was deleted.
+        True if anything was deleted.
     """
-    stamp = cache_dir / FINGERPRINT_FILE
+    stamp = build_dir / FINGERPRINT_FILE
     recorded = stamp.read_text().strip() if stamp.is_file() else None
     deleted = False
-    if recorded != fingerprint and cache_dir.exists():
-        shutil.rmtree(cache_dir)
-        deleted = True
+    if recorded != fingerprint:
+        for name in (".jupyter_cache", ".doctrees"):
+            if (build_dir / name).exists():
+                shutil.rmtree(build_dir / name)
+                deleted = True
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    build_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint + "\n")
     return deleted
 
 
-def build_book(book_dir: Path, *, strict: bool = True) -> int:
+def build_book(book_dir: Path, *, strict: bool = True, package_dir: Path = PACKAGE_DIR) -> int:
     """Build the HTML site into ``<book_dir>/_build/html``.
 
     Args:
         book_dir: The folder with ``_config.yml`` and ``_toc.yml``.
         strict: Turn Sphinx warnings into errors (``-W -n --keep-going``).
+        package_dir: The package whose sources the chapters' outputs depend on.
 
     Returns:
         The exit code of ``jupyter-book build``.
@@ -102,7 +107,7 @@ def build_book(book_dir: Path, *, strict: bool = True) -> int:
             f"No _config.yml in {book_dir}: pass the folder of the course book."
         )
 
-    invalidate_stale_cache(book_dir / "_build" / ".jupyter_cache", book_fingerprint(book_dir))
+    invalidate_stale_outputs(book_dir / "_build", book_fingerprint(book_dir, package_dir))
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(book_dir)]
     if strict:
         command += ["-W", "-n", "--keep-going"]
