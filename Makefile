@@ -9,7 +9,8 @@ VENV ?= .venv
 # e.g. `make book TORCH_PINS="torch torchvision"`.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.r2ska-installed
+# The stamp names the torch pins, so a different TORCH_PINS reinstalls.
+STAMP := $(VENV)/.r2ska-installed-$(shell echo '$(TORCH_PINS)' | cksum | cut -d' ' -f1)
 
 .PHONY: book test browser clean
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from r2ska.progress import PROGRESS_ENV
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 FINGERPRINT_FILE = "r2ska-fingerprint.txt"
@@ -111,7 +114,9 @@ def build_book(book_dir: Path, *, strict: bool = True, package_dir: Path = PACKA
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(book_dir)]
     if strict:
         command += ["-W", "-n", "--keep-going"]
-    return subprocess.run(command, check=False).returncode
+    # Bars drawn while the book executes would stay frozen at 0 % on the page.
+    environment = {**os.environ, PROGRESS_ENV: "0"}
+    return subprocess.run(command, check=False, env=environment).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from r2ska.data import cache_dir as default_cache_dir
 from r2ska.data import iterate_batches
 from r2ska.lora import add_lora, count_parameters, mark_only_lora_trainable
+from r2ska.progress import show_progress
 
 STRATEGIES = ("none", "head", "full", "lora")
 BatchNormMode = Literal["update", "frozen"]
@@ -200,7 +201,7 @@ def fit_classifier(
     history = FitHistory()
 
     start = time.perf_counter()
-    for _ in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
+    for _ in tqdm(range(config.epochs), desc=desc, disable=not show_progress(progress), leave=False):
         _set_train_mode(model, batchnorm)
         total, count = 0.0, 0
         batches = iterate_batches(
@@ -436,7 +437,7 @@ def run_strategies(
         raise ValueError(f"configs has no FitConfig for {missing}: add one per strategy.")
     runs = []
     jobs = [(seed, strategy, rank) for seed in seeds for strategy, rank in plan]
-    for seed, strategy, rank in tqdm(jobs, desc="fine-tuning runs", disable=not progress):
+    for seed, strategy, rank in tqdm(jobs, desc="fine-tuning runs", disable=not show_progress(progress)):
         config = replace(configs.get(strategy, FitConfig()), seed=seed)
         runs.append(run_strategy(
             base, strategy, train, test, config,
@@ -490,10 +491,13 @@ def plot_accuracy_vs_rank(summary: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     lora = summary[summary["strategy"] == "lora"].sort_values("rank")
     _errorbar(ax, lora, "rank", "LoRA")
-    for row in summary[summary["strategy"] != "lora"].itertuples():
-        line = ax.axhline(row.accuracy_mean, linestyle="--", label=row.strategy)
+    # axhline does not advance the colour cycle, so each baseline gets its own colour.
+    baselines = summary[summary["strategy"] != "lora"].itertuples()
+    for colour_index, row in enumerate(baselines, start=1):
+        colour = f"C{colour_index}"
+        ax.axhline(row.accuracy_mean, linestyle="--", color=colour, label=row.strategy)
         std = 0.0 if pd.isna(row.accuracy_std) else row.accuracy_std
-        ax.axhspan(row.accuracy_mean - std, row.accuracy_mean + std, color=line.get_color(), alpha=0.15)
+        ax.axhspan(row.accuracy_mean - std, row.accuracy_mean + std, color=colour, alpha=0.15)
     ax.set_xscale("log", base=2)
     ax.set_xticks(lora["rank"].tolist(), [str(r) for r in lora["rank"]])
     ax.set(xlabel="LoRA rank r", ylabel="target test accuracy (%)", title="Accuracy against rank")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from r2ska.data import cache_dir as default_cache_dir
 from r2ska.data import iterate_batches
 from r2ska.device import get_device
+from r2ska.progress import show_progress
 
 # This version is part of every cache key. Bump it when the checkpoint layout or
 # the training loop changes in a way that makes old checkpoints wrong.
@@ -229,7 +230,7 @@ def _run_epochs(
         total=config.epochs * steps_per_epoch,
         desc=f"Training {type(model).__name__}",
         unit="step",
-        disable=not progress,
+        disable=not show_progress(progress),
     )
 
     with bar:
