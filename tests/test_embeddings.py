@@ -267,3 +267,32 @@ def test_plot_label_efficiency_lines() -> None:
     ax = figure.axes[0]
     assert ax.get_ylabel() == "balanced accuracy"
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["majority class", "a", "b"]
+
+
+def test_score_predictions_matches_sklearn():
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    labels = np.array(["water", "land", "land", "coast", "land", "water"])
+    predicted = np.array(["water", "land", "coast", "coast", "land", "land"])
+    table = embeddings.score_predictions(labels, {"probe": predicted}, embeddings.LAND_CLASSES)
+
+    assert table.loc["probe", "accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    assert table.loc["probe", "balanced accuracy"] == pytest.approx(
+        balanced_accuracy_score(labels, predicted)
+    )
+    assert table.loc["probe", "macro F1"] == pytest.approx(f1_score(labels, predicted, average="macro"))
+    assert table.loc["probe", "F1 coast"] == pytest.approx(
+        f1_score(labels, predicted, labels=["coast"], average="macro")
+    )
+
+
+def test_score_predictions_class_never_predicted():
+    labels = np.array(["water", "land", "coast"])
+    table = embeddings.score_predictions(labels, {"all land": np.array(["land"] * 3)}, embeddings.LAND_CLASSES)
+    assert table.loc["all land", "F1 water"] == 0.0
+
+
+def test_median_pairwise_cosine_closed_form():
+    vectors = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    # Pairs: (1,2) -> 0, (1,3) -> cos 45 deg, (2,3) -> cos 45 deg.
+    assert embeddings.median_pairwise_cosine(vectors) == pytest.approx(np.sqrt(0.5))

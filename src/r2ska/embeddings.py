@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, clone
-from sklearn.metrics import get_scorer
+from sklearn.metrics import classification_report, get_scorer
 from sklearn.model_selection import StratifiedShuffleSplit
 
 if TYPE_CHECKING:
@@ -341,6 +341,39 @@ def label_efficiency(
                 score = float(scorer(model, features[test_index], labels[test_index]))
                 rows.append({"model": name, "train_size": int(size), "repeat": repeat, "score": score})
     return pd.DataFrame(rows)
+
+
+def score_predictions(
+    labels: np.ndarray, predictions: Mapping[str, np.ndarray], classes: Sequence[str]
+) -> pd.DataFrame:
+    """Tabulate accuracy, balanced accuracy, macro F1 and per-class F1 per classifier.
+
+    Args:
+        labels: True labels (N,).
+        predictions: Predicted labels (N,) by classifier name.
+        classes: The class labels to report an F1 score for, in column order.
+
+    Returns:
+        One row per classifier. Balanced accuracy is the mean per-class recall; a
+        class that is never predicted scores 0, not an error.
+    """
+    rows = {}
+    for name, predicted in predictions.items():
+        report = classification_report(labels, predicted, output_dict=True, zero_division=0)
+        rows[name] = {
+            "accuracy": report["accuracy"],
+            "balanced accuracy": report["macro avg"]["recall"],
+            "macro F1": report["macro avg"]["f1-score"],
+            **{f"F1 {label}": report[str(label)]["f1-score"] for label in classes},
+        }
+    return pd.DataFrame(rows).T
+
+
+def median_pairwise_cosine(vectors: np.ndarray) -> float:
+    """Compute the median cosine similarity over all pairs of distinct rows of ``vectors`` (N, d)."""
+    unit = l2_normalise(vectors)
+    similarities = unit @ unit.T  # (N, N)
+    return float(np.median(similarities[np.triu_indices_from(similarities, k=1)]))
 
 
 def _stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
