@@ -10,6 +10,16 @@ from test_book_build import CHAPTER_1
 pytestmark = [pytest.mark.book, pytest.mark.browser]
 
 
+def _errors_besides_thebe(browser_page) -> list[str]:
+    """Return page errors other than Jupyter Book 1.0's known one.
+
+    Jupyter Book 1.0.4 with sphinx-thebe 0.3.1 writes the Thebe settings script
+    twice into every page, so the second copy fails with "Identifier
+    'THEBE_JS_URL' has already been declared". The book does not use Thebe.
+    """
+    return [error for error in browser_page.page_errors if "THEBE_JS_URL" not in error]
+
+
 def _blocked_besides_mathjax(browser_page) -> list[str]:
     """Return the blocked requests other than the theme's MathJax, which comes from a CDN."""
     return [url for url in browser_page.blocked if "mathjax" not in url.lower()]
@@ -35,7 +45,7 @@ def test_static_traversal_demo_responds(built_site):
     assert after_slider != before
     assert after_select != after_slider
     assert _blocked_besides_mathjax(browser_page) == []
-    assert browser_page.page_errors == []
+    assert _errors_besides_thebe(browser_page) == []
 
 
 def test_static_retrieval_demo_responds(built_site):
@@ -55,4 +65,4 @@ def test_static_retrieval_demo_responds(built_site):
     assert len(before) >= 3
     assert after != before
     assert _blocked_besides_mathjax(browser_page) == []
-    assert browser_page.page_errors == []
+    assert _errors_besides_thebe(browser_page) == []

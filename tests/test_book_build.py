@@ -49,7 +49,7 @@ def test_chapter_quotes_glued_numbers(built_site):
     match = re.search(r"test reconstruction error of (\d\.\d{4}) per pixel", text)
     assert match, "glued autoencoder MSE missing from the comparison paragraph"
     assert 0 < float(match.group(1)) <= 0.02
-    knn = re.search(r"reaches (\d\.\d{3}) accuracy on the autoencoder's codes", text)
+    knn = re.search(r"reaches (\d\.\d{3}) accuracy on the autoencoder.s codes", text)
     assert knn, "glued k-NN accuracy missing"
     assert 0.8 < float(knn.group(1)) <= 1.0
 
@@ -91,15 +91,16 @@ def test_benchmarks_page_lists_results(built_site):
 
 def test_site_has_bibliography(built_site):
     text = _main_text(_page(built_site, CHAPTER_1))
-    assert "Reducing the Dimensionality of Data with Neural Networks" in text
-    assert "Auto-Encoding Variational" in text
+    assert "reducing the dimensionality of data with neural networks" in text.lower()
+    assert "auto-encoding variational" in text.lower()
 
 
 def test_lora_chapter_shows_comparison_table(built_site):
     text = _main_text(_page(built_site, "chapters/03_lora.html"))
     for strategy in ("head", "full", "LoRA"):
         assert strategy in text
-    assert len(_page(built_site, "chapters/03_lora.html").select("div.cell_output img")) >= 3
+    # Accuracy against rank and against the number of target labels.
+    assert len(_page(built_site, "chapters/03_lora.html").select("div.cell_output img")) >= 2
 
 
 def test_embeddings_chapter_has_demo(built_site):
