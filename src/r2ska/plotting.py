@@ -47,6 +47,20 @@ def _show_image(ax: Axes, image: np.ndarray, title: str | None = None) -> None:
         ax.set_title(title, fontsize=8)
 
 
+def _image_pairs(
+    originals: torch.Tensor | np.ndarray, reconstructions: torch.Tensor | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert originals and their reconstructions to arrays (N, H, W) of one shape."""
+    top = _as_image_array(originals, "originals")
+    bottom = _as_image_array(reconstructions, "reconstructions")
+    if top.shape != bottom.shape:
+        raise ValueError(
+            "originals and reconstructions must have the same shape, "
+            f"got {top.shape} and {bottom.shape}."
+        )
+    return top, bottom
+
+
 def _finish(fig: Figure) -> Figure:
     plt.close(fig)
     return fig
@@ -123,13 +137,7 @@ def plot_reconstructions(
     Raises:
         ValueError: If the two image sets have different shapes.
     """
-    top = _as_image_array(originals, "originals")
-    bottom = _as_image_array(reconstructions, "reconstructions")
-    if top.shape != bottom.shape:
-        raise ValueError(
-            "originals and reconstructions must have the same shape, "
-            f"got {top.shape} and {bottom.shape}."
-        )
+    top, bottom = _image_pairs(originals, reconstructions)
     n = min(n, len(top))
 
     fig, axes = plt.subplots(
@@ -328,14 +336,8 @@ def deliverable_figure(
         ValueError: If the shapes do not fit.
     """
     xy, labels = _check_points(xy, labels)
-    top = _as_image_array(originals, "originals")
-    bottom = _as_image_array(reconstructions, "reconstructions")
+    top, bottom = _image_pairs(originals, reconstructions)
     path = _as_image_array(interpolation, "interpolation")
-    if top.shape != bottom.shape:
-        raise ValueError(
-            "originals and reconstructions must have the same shape, "
-            f"got {top.shape} and {bottom.shape}."
-        )
     n = min(n_reconstructions, len(top))
 
     fig = plt.figure(figsize=(12.0, 5.0), layout="constrained")
