@@ -2,7 +2,7 @@
 
 Both loops train the same ConvAutoencoder with the same batch size, optimiser and
 number of steps on real MNIST. The r2ska loop slices batches from one float tensor held
-in memory; the usual loop reads torchvision's MNIST dataset through a DataLoader that
+in memory. The usual loop reads torchvision's MNIST dataset through a DataLoader that
 turns every image into a PIL image and then a tensor (``ToTensor``). Goal: at least 5x
 faster on the CPU.
 
@@ -88,8 +88,8 @@ def main() -> None:
         def usual():
             return (batch for batch, _ in loader)
 
-        # Alternate the two loops and keep the median, so that a warm-up or a busy
-        # moment of the machine does not favour either; the first round is a warm-up.
+        # Alternate the two loops and keep the median, so that a busy moment of the
+        # machine does not favour either. The first round is a warm-up and is dropped.
         timings = {"ours": [], "usual": [], "ours data": [], "usual data": []}
         for _ in range(args.repeats + 1):
             timings["ours"].append(_train_steps(ours(), args.steps, seed=0))

@@ -71,7 +71,7 @@ def load_results(folder: Path) -> pd.DataFrame:
     """Read every ``*.json`` result in ``folder`` into a table indexed by name.
 
     Raises:
-        FileNotFoundError: If ``folder`` holds no result files.
+        FileNotFoundError: If ``folder`` contains no result files.
     """
     paths = sorted(Path(folder).glob("*.json"))
     if not paths:

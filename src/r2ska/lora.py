@@ -392,7 +392,7 @@ def load_lora(model: nn.Module, path: Path | str) -> nn.Module:
 
     Raises:
         KeyError: If the file contains a tensor the model does not have, or the model
-            has a LoRA factor the file lacks; the message lists the names.
+            has a LoRA factor the file lacks. The message lists the names.
     """
     adapter = torch.load(Path(path), map_location="cpu", weights_only=True)
     own = model.state_dict()

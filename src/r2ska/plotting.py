@@ -61,6 +61,17 @@ def _image_pairs(
     return top, bottom
 
 
+def _image_axes(nrows: int, ncols: int, cell_size: float) -> tuple[Figure, np.ndarray]:
+    """Create a figure with an (nrows, ncols) array of square image axes, each ``cell_size`` inches."""
+    return plt.subplots(
+        nrows,
+        ncols,
+        figsize=(cell_size * ncols, cell_size * nrows),
+        squeeze=False,
+        layout="constrained",
+    )
+
+
 def _finish(fig: Figure) -> Figure:
     plt.close(fig)
     return fig
@@ -99,13 +110,7 @@ def image_grid(
         )
     ncols = max(1, math.ceil(len(array) / nrows))
 
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(cell_size * ncols, cell_size * nrows),
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = _image_axes(nrows, ncols, cell_size)
     for index, ax in enumerate(axes.flat):
         if index < len(array):
             _show_image(ax, array[index], None if titles is None else titles[index])
@@ -286,13 +291,7 @@ def plot_traversal(
         )
 
     nrows, ncols = grid.shape[:2]
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(cell_size * ncols, cell_size * nrows),
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = _image_axes(nrows, ncols, cell_size)
     for row in range(nrows):
         for column in range(ncols):
             title = f"{values[column]:+.2g}" if row == 0 else None

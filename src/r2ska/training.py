@@ -310,9 +310,9 @@ def cache_key(model: nn.Module, config: TrainConfig, data_id: str) -> str:
     """Hash the configuration of a training run into a checkpoint file name.
 
     Args:
-        model: The model to train; its class, ``hparams`` (or its repr when it
-            has no ``hparams``) and :func:`code_fingerprint` enter the key, but not
-            its current weights.
+        model: The model to train. Its class, its ``hparams`` (or its repr when it
+            has none) and :func:`code_fingerprint` enter the key, but its current
+            weights do not.
         config: The training settings; every field enters the key.
         data_id: A name for the training and validation data, for example
             ``"mnist-train/mnist-test"``; change it whenever the data change.

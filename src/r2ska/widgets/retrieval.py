@@ -329,9 +329,9 @@ def _check_demo_inputs(
         )
     chip_names = [str(name) for name in names] if names is not None else [f"chip {row}" for row in range(count)]
     label_list = [str(label) for label in labels] if labels is not None else None
-    for what, values in (("names", chip_names), ("labels", label_list)):
+    for field_name, values in (("names", chip_names), ("labels", label_list)):
         if values is not None and len(values) != count:
-            raise ValueError(f"{what} has {len(values)} entries, expected one per footprint ({count}).")
+            raise ValueError(f"{field_name} has {len(values)} entries, expected one per footprint ({count}).")
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < count:
         raise ValueError(f"start must be a chip index in [0, {count}), got {start!r}.")
     return chip_names, label_list
