@@ -110,3 +110,59 @@ def test_book_fingerprint_tracks_package(tmp_path):
 
     (package / "__init__.py").write_text("x = 3\n")
     assert book.book_fingerprint(tmp_path / "book", package) != before
+
+
+def _write_book(folder: Path, show: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "_config.yml").write_text(f"title: t\nr2ska:\n  show_solutions: {show}\n")
+    (folder / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n"
+        "  - caption: Homework\n    chapters:\n"
+        "      - file: exercises/one\n      - file: exercises/two\n"
+    )
+    return folder
+
+
+def test_solutions_switch_read_from_config(tmp_path):
+    assert book.solutions_shown(_write_book(tmp_path / "on", "true")) is True
+    assert book.solutions_shown(_write_book(tmp_path / "off", "false")) is False
+
+
+def test_solutions_switch_defaults_to_hidden(tmp_path):
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "_config.yml").write_text("title: t\n")
+    assert book.solutions_shown(folder) is False
+
+
+def test_solutions_switch_rejects_non_boolean(tmp_path):
+    with pytest.raises(ValueError, match="show_solutions.*'yes please'"):
+        book.solutions_shown(_write_book(tmp_path / "bad", "yes please"))
+
+
+def test_generated_toc_adds_matching_solutions(tmp_path):
+    import yaml
+
+    toc_path = book.write_toc_with_solutions(_write_book(tmp_path / "book", "true"))
+    toc = yaml.safe_load(toc_path.read_text())
+    assert toc_path.parent.name == "_build"
+    assert toc["parts"][-1] == {
+        "caption": "Solutions",
+        "chapters": [{"file": "solutions/one"}, {"file": "solutions/two"}],
+    }
+
+
+def test_hidden_solutions_removed_from_site(tmp_path):
+    build = tmp_path / "_build"
+    for folder in ("html/solutions", "html/_sources/solutions", "jupyter_execute/solutions", "html/exercises"):
+        (build / folder).mkdir(parents=True)
+        (build / folder / "page.html").write_text("x")
+    book.remove_built_solutions(build)
+    assert not (build / "html" / "solutions").exists()
+    assert not (build / "html" / "_sources" / "solutions").exists()
+    assert not (build / "jupyter_execute" / "solutions").exists()
+    assert (build / "html" / "exercises" / "page.html").exists()
+
+
+def test_repository_hides_solutions_by_default():
+    assert book.solutions_shown(Path(__file__).resolve().parents[1]) is False

@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from r2ska.progress import PROGRESS_ENV
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 FINGERPRINT_FILE = "r2ska-fingerprint.txt"
+GENERATED_TOC = "_toc.generated.yml"
+"""Table of contents written into ``_build/`` when the solutions are shown."""
 # Files whose content can change what a chapter cell prints or draws.
 _SOURCE_SUFFIXES = (".py", ".js", ".css")
 
@@ -110,13 +114,62 @@ def build_book(book_dir: Path, *, strict: bool = True, package_dir: Path = PACKA
             f"No _config.yml in {book_dir}: pass the folder of the course book."
         )
 
-    invalidate_stale_outputs(book_dir / "_build", book_fingerprint(book_dir, package_dir))
+    with_solutions = solutions_shown(book_dir)
+    fingerprint = book_fingerprint(book_dir, package_dir) + f"-solutions-{with_solutions}"
+    invalidate_stale_outputs(book_dir / "_build", fingerprint)
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(book_dir)]
+    if with_solutions:
+        command += ["--toc", str(write_toc_with_solutions(book_dir))]
+    else:
+        remove_built_solutions(book_dir / "_build")
     if strict:
         command += ["-W", "-n", "--keep-going"]
     # Bars drawn while the book executes would stay frozen at 0 % on the page.
     environment = {**os.environ, PROGRESS_ENV: "0"}
     return subprocess.run(command, check=False, env=environment).returncode
+
+
+def solutions_shown(book_dir: Path) -> bool:
+    """Read the ``r2ska: show_solutions:`` switch of ``_config.yml`` (default False).
+
+    Raises:
+        ValueError: If the switch is set to something other than true or false.
+    """
+    config = yaml.safe_load((book_dir / "_config.yml").read_text(encoding="utf-8")) or {}
+    value = (config.get("r2ska") or {}).get("show_solutions", False)
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"r2ska.show_solutions in {book_dir / '_config.yml'} must be true or false, got {value!r}."
+        )
+    return value
+
+
+def write_toc_with_solutions(book_dir: Path) -> Path:
+    """Write ``_build/_toc.generated.yml``: the book's TOC plus a part with the solution of each exercise.
+
+    Returns:
+        The path of the generated TOC.
+    """
+    toc = yaml.safe_load((book_dir / "_toc.yml").read_text(encoding="utf-8"))
+    exercises = [
+        entry["file"]
+        for part in toc.get("parts", [])
+        for entry in part.get("chapters", [])
+        if str(entry.get("file", "")).startswith("exercises/")
+    ]
+    solutions = [{"file": "solutions/" + name.split("/", 1)[1]} for name in exercises]
+    toc["parts"].append({"caption": "Solutions", "chapters": solutions})
+    path = book_dir / "_build" / GENERATED_TOC
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def remove_built_solutions(build_dir: Path) -> None:
+    """Delete solution pages left by an earlier build that showed them, so they are not published."""
+    for folder in (build_dir / "html" / "solutions", build_dir / "html" / "_sources" / "solutions",
+                   build_dir / "jupyter_execute" / "solutions"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
