@@ -71,6 +71,14 @@ def test_check_command_reports_drift(tmp_path, capsys):
     assert main([str(tmp_path), "--check"]) == 0
 
 
+def test_solution_title_marked():
+    pair = generate(SOURCES[0])
+    exercise = nbformat.reads(pair.exercise, 4)
+    solution = nbformat.reads(pair.solution, 4)
+    assert exercise.cells[0].source.startswith("# Exercise 1:")
+    assert solution.cells[0].source.startswith("# Solutions to Exercise 1:")
+
+
 def test_generation_is_deterministic():
     first, second = generate(SOURCES[0]), generate(SOURCES[0])
     assert first == second
@@ -87,7 +95,7 @@ def test_exercise_mirrors_solution(source):
         assert ex_cell.cell_type == sol_cell.cell_type
         is_answer = "solution" in sol_cell.metadata.get("tags", [])
         if ex_cell.cell_type == "markdown" and not is_answer:
-            assert ex_cell.source == sol_cell.source
+            assert ex_cell.source == sol_cell.source.replace("# Solutions to ", "# ", 1)
         if "grader.check(" in sol_cell.source:
             assert ex_cell.source == sol_cell.source
         if is_answer:

@@ -90,6 +90,9 @@ class MiraBestDataset(ImageDataset):
     training batches of 157 images and the official test batch of 157. Every
     batch has the same class balance. Pixel values are uint8 after the release's
     min-max scaling, so most pixels are exactly 0 (empty sky).
+    ``r2ska.radio.prepare_radio_images`` scales them to [0, 1] and resamples them
+    for the course's models, and ``r2ska.radio.standardise`` gives zero mean and
+    unit variance with training-set statistics.
 
     Fine classes are three-digit codes, indexed 0-9 as in :data:`MIRABEST_CODES`:
 

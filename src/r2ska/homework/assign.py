@@ -5,8 +5,9 @@ A source is a MyST markdown notebook in ``homework/``. In its code cells, lines 
 solution. The exercise keeps, of each solution block, only the answer assignments
 (``q1_x = ...``) under a ``# YOUR CODE HERE`` line; a ``# SOLUTION`` line keeps its
 left-hand side. Markdown cells tagged ``solution`` become an empty answer cell. Every
-other cell, the ``grader.check`` cells included, is copied to both notebooks unchanged,
-so the two mirror each other question by question.
+other cell, the ``grader.check`` cells included, is copied to both notebooks unchanged
+(the solution's title gains "Solutions to"), so the two mirror each other question by
+question.
 
 Run ``python -m r2ska.homework.assign`` to regenerate ``exercises/`` and ``solutions/``,
 and ``python -m r2ska.homework.assign --check`` to test that they are up to date.
@@ -132,13 +133,20 @@ def generate(source_path: Path) -> GeneratedPair:
             solution_cells.append(nbformat.v4.new_markdown_cell(cell.source, metadata={"tags": ["solution"]}))
         else:
             exercise_cells.append(nbformat.v4.new_markdown_cell(cell.source))
-            solution_cells.append(nbformat.v4.new_markdown_cell(cell.source))
+            solution_cells.append(nbformat.v4.new_markdown_cell(_solution_title(cell.source)))
 
     return GeneratedPair(
         name,
         _to_json(exercise_cells, name, "exercise"),
         _to_json(solution_cells, name, "solution"),
     )
+
+
+def _solution_title(markdown: str) -> str:
+    """Prefix a top-level heading with "Solutions to", so the book's sidebar tells the pages apart."""
+    if markdown.startswith("# "):
+        return "# Solutions to " + markdown[2:]
+    return markdown
 
 
 def _to_json(cells: list, name: str, version: str) -> str:
