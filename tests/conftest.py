@@ -40,17 +40,24 @@ def mirror_dir() -> Path:
 
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "references.bib")
-BOOK_FOLDERS = ("chapters", "benchmarks")
+BOOK_FOLDERS = ("chapters", "benchmarks", "exercises", "solutions")
 
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory, mirror_dir: Path) -> Path:
-    """Build a copy of the book with an empty weight cache, once per test session."""
+    """Build a copy of the book with an empty weight cache, once per test session.
+
+    The copy shows the homework solutions, so that they execute on the real data.
+    """
     root = tmp_path_factory.mktemp("book")
     for name in BOOK_FILES:
         shutil.copy(REPO_ROOT / name, root / name)
     for name in BOOK_FOLDERS:
         shutil.copytree(REPO_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    config = root / "_config.yml"
+    text = config.read_text()
+    assert "show_solutions: false" in text, "the repository's _config.yml no longer has the switch"
+    config.write_text(text.replace("show_solutions: false", "show_solutions: true"))
 
     exit_code = book.build_book(root)
     assert exit_code == 0, "jupyter-book build failed: see the captured output above"

@@ -107,3 +107,40 @@ def test_embeddings_chapter_has_demo(built_site):
     page = _page(built_site, "chapters/02_embeddings.html")
     assert len(page.select("div.r2ska-retrieval")) == 1
     assert len(page.select("div.cell_output img")) >= 3
+
+
+HOMEWORK = ("mirabest_autoencoder", "mirabest_retrieval")
+
+
+@pytest.mark.parametrize("name", HOMEWORK)
+def test_exercise_page_has_blanks_no_outputs(built_site, name):
+    page = _page(built_site, f"exercises/{name}.html")
+    text = _main_text(page)
+    assert "YOUR CODE HERE" in text
+    assert 'grader.check("q1")' in text
+    assert not page.select("main .cell_output")
+
+
+@pytest.mark.parametrize("name", HOMEWORK)
+def test_solution_page_passes_public_checks(built_site, name):
+    page = _page(built_site, f"solutions/{name}.html")
+    reports = page.select("main .r2ska-check")
+    assert len(reports) == 4
+    for report in reports:
+        assert "all checks passed" in report.get_text(), report.get_text()
+    assert "Traceback" not in _main_text(page)
+
+
+def test_solution_page_shows_collapse_and_fix(built_site):
+    page = _page(built_site, "solutions/mirabest_autoencoder.html")
+    text = _main_text(page)
+    assert "sigmoid output, plain MSE" in text
+    assert len(page.select("main img")) >= 3
+
+
+def test_sidebar_lists_homework_and_solutions(built_site):
+    page = _page(built_site, "intro.html")
+    links = {a.get("href", "") for a in page.select("nav a")}
+    for name in HOMEWORK:
+        assert any(f"exercises/{name}.html" in link for link in links)
+        assert any(f"solutions/{name}.html" in link for link in links)
