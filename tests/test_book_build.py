@@ -117,7 +117,8 @@ def test_exercise_page_has_blanks_no_outputs(built_site, name):
     page = _page(built_site, f"exercises/{name}.html")
     text = _main_text(page)
     assert "YOUR CODE HERE" in text
-    assert 'grader.check("q1")' in text
+    # Syntax highlighting splits code into spans, which get_text joins with spaces.
+    assert 'grader.check("q1")' in text.replace(" ", "")
     assert not page.select("main .cell_output")
 
 

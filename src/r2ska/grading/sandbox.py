@@ -361,16 +361,17 @@ def _required_paths() -> list[Path]:
     return [path.resolve() for path in paths] + [Path("/dev/null"), Path("/proc/self")]
 
 
+def _resolve_existing(path: Path | str, role: str, fix: str) -> Path:
+    try:
+        return Path(path).resolve(strict=True)
+    except OSError as error:
+        raise ValueError(f"{role} {str(path)!r} does not exist ({error.strerror}); {fix}") from error
+
+
 def _check_masks(masked_paths: Sequence[Path]) -> list[Path]:
     masks: list[Path] = []
     for path in masked_paths:
-        try:
-            resolved = Path(path).resolve(strict=True)
-        except OSError as error:
-            raise ValueError(
-                f"masked path {str(path)!r} does not exist ({error.strerror}); "
-                "pass only existing files or folders."
-            ) from error
+        resolved = _resolve_existing(path, "masked path", "pass only existing files or folders.")
 
         for required in _required_paths():
             if required == resolved or resolved in required.parents:
@@ -392,13 +393,7 @@ def _check_writable(writable_paths: Sequence[Path], masks: list[Path]) -> list[P
     hidden = [*masks, Path(tempfile.gettempdir()).resolve()]
     folders: list[Path] = []
     for path in writable_paths:
-        try:
-            resolved = Path(path).resolve(strict=True)
-        except OSError as error:
-            raise ValueError(
-                f"writable path {str(path)!r} does not exist ({error.strerror}); "
-                "create the folder first."
-            ) from error
+        resolved = _resolve_existing(path, "writable path", "create the folder first.")
         if not resolved.is_dir():
             raise ValueError(f"writable path {str(path)!r} is not a folder; pass folders only.")
 

@@ -187,10 +187,6 @@ def _check_rotation(answers: Mapping[str, Any]) -> None:
     fraction(answers, "q3_augmented_accuracy")
 
 
-def _check_q4_retrieval(answers: Mapping[str, Any]) -> None:
-    choice(answers, "q4_choice")
-
-
 RETRIEVAL = Assignment(
     name="mirabest_retrieval",
     title="Exercise 2: similarity search and k-NN classification of radio galaxies",
@@ -207,7 +203,7 @@ RETRIEVAL = Assignment(
             Check("both rotation accuracies lie between 0 and 1", _check_rotation),
         )),
         Question("q4", 2, ("q4_choice",), (
-            Check("q4_choice is one of a, b, c, d", _check_q4_retrieval),
+            Check("q4_choice is one of a, b, c, d", _check_q4),
         )),
     ),
 )
