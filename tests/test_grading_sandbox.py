@@ -298,7 +298,7 @@ def test_masked_paths_are_hidden(tmp_path, monkeypatch, need_namespaces):
 
 
 def test_other_runs_in_temp_folder_are_hidden(tmp_path, need_namespaces):
-    neighbour = Path(tempfile.mkdtemp(prefix="r2ska-sandbox-neighbour-"))
+    neighbour = Path(tempfile.mkdtemp(prefix="r2ska-sandbox-neighbour-", dir=sandbox.scratch_parent()))
     try:
         (neighbour / "submission.ipynb").write_text("OTHER-STUDENT")
         notebook = write_notebook(
@@ -623,9 +623,9 @@ def test_missing_mask_raises(tmp_path):
         (lambda tmp_path: Path("/dev"), "overlaps"),
         (lambda tmp_path: tmp_path / "absent", "does not exist"),
         (lambda tmp_path: Path(r2ska.__file__), "not a folder"),
-        (lambda tmp_path: tmp_path, "lies inside"),
+        (lambda tmp_path: sandbox.scratch_parent(), "lies inside"),
     ],
-    ids=["root", "package", "python", "dev", "missing", "file", "temp-folder"],
+    ids=["root", "package", "python", "dev", "missing", "file", "scratch-parent"],
 )
 def test_invalid_writable_path_raises(tmp_path, choose_path, message):
     with pytest.raises(ValueError, match=message):

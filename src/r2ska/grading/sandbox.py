@@ -279,7 +279,7 @@ def run_notebook(
             stacklevel=2,
         )
 
-    scratch = Path(tempfile.mkdtemp(prefix="r2ska-sandbox-"))
+    scratch = Path(tempfile.mkdtemp(prefix="r2ska-sandbox-", dir=scratch_parent()))
     try:
         # Files written by the notebook are read through this descriptor, so renaming
         # the folder or swapping in a symlink cannot redirect the reads.
@@ -361,6 +361,26 @@ def _required_paths() -> list[Path]:
     return [path.resolve() for path in paths] + [Path("/dev/null"), Path("/proc/self")]
 
 
+def scratch_parent() -> Path:
+    """Return the private folder, under the temporary folder, that holds every run's working folder.
+
+    Only this folder is masked in each run, not the whole temporary folder, which may
+    contain the repository or the Python installation (a CI checkout under /tmp).
+
+    Raises:
+        RuntimeError: If the folder exists but is not a folder private to this user.
+    """
+    parent = Path(tempfile.gettempdir()).resolve() / f"r2ska-sandboxes-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    info = parent.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RuntimeError(
+            f"{parent} must be a folder owned by this user with mode 700, so that other "
+            "users cannot read the submissions in it; delete it and run again."
+        )
+    return parent
+
+
 def _resolve_existing(path: Path | str, role: str, fix: str) -> Path:
     try:
         return Path(path).resolve(strict=True)
@@ -390,7 +410,7 @@ def _check_writable(writable_paths: Sequence[Path], masks: list[Path]) -> list[P
             "wrap a single folder in a list."
         )
     protected = [*_required_paths(), *_SYSTEM_FOLDERS]
-    hidden = [*masks, Path(tempfile.gettempdir()).resolve()]
+    hidden = [*masks, scratch_parent()]
     folders: list[Path] = []
     for path in writable_paths:
         resolved = _resolve_existing(path, "writable path", "create the folder first.")
@@ -477,9 +497,9 @@ def _worker_command(
     if "mount-namespace" not in mounts.protections:
         return command
 
-    # The temporary folder contains the working folders of concurrent runs, so it is
+    # The scratch parent contains the working folders of concurrent runs, so it is
     # always masked; the worker mounts its own working folder back in.
-    hidden = [*mounts.masks, Path(tempfile.gettempdir()).resolve()]
+    hidden = [*mounts.masks, scratch_parent()]
     unshare = shutil.which("unshare") or "unshare"
     command = [unshare, *_UNSHARE_FLAGS, *command, "--isolate-mounts"]
     command += [f"--mask={path}" for path in hidden]
