@@ -362,7 +362,7 @@ def _required_paths() -> list[Path]:
 
 
 def scratch_parent() -> Path:
-    """Return the private folder, under the temporary folder, that holds every run's working folder.
+    """Return the private folder, under the temporary folder, that contains every run's working folder.
 
     Only this folder is masked in each run, not the whole temporary folder, which may
     contain the repository or the Python installation (a CI checkout under /tmp).
