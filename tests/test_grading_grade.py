@@ -42,18 +42,47 @@ def _totals(rows: list[dict[str, str]]) -> dict[str, float]:
 # Unit tests of scoring and output files -----------------------------------------------
 
 
-def test_points_shared_among_checks():
-    def fails(answers):
-        raise AssertionError("secret detail")
+def _fails(answers):
+    raise AssertionError("secret detail")
 
+
+def _passes(answers):
+    return None
+
+
+def test_hidden_checks_earn_points():
     assignment = ASSIGNMENTS["mirabest_autoencoder"]
-    hidden = {"q4": (Check("hidden letter check", fails),)}
+    hidden = {"q4": (Check("hidden letter check", _fails), Check("other", _passes))}
     grades = grade.grade_answers(assignment, hidden, {"q4_choice": "b"})
     q4 = grades[-1]
     assert q4.points == 1.0
     assert q4.max_points == 2.0
     assert "hidden checks failed: hidden letter check" in q4.feedback
     assert "secret detail" not in q4.feedback
+
+
+def test_failed_public_check_voids_hidden():
+    assignment = ASSIGNMENTS["mirabest_autoencoder"]
+    hidden = {"q4": (Check("always passes", _passes),)}
+    grades = grade.grade_answers(assignment, hidden, {"q4_choice": "z"})
+    assert grades[-1].points == 0.0
+    assert "must be one of" in grades[-1].feedback
+
+
+def test_without_hidden_public_checks_share():
+    assignment = ASSIGNMENTS["mirabest_autoencoder"]
+    grades = grade.grade_answers(assignment, {}, {"q1_class_counts": [517, 552], "q1_blank_mse": 5.0})
+    assert grades[0].points == 1.0
+
+
+def test_feedback_is_one_short_line():
+    long_value = "line one\nline two " + "x" * 5000
+    assignment = ASSIGNMENTS["mirabest_autoencoder"]
+    grades = grade.grade_answers(assignment, {}, {"q4_choice": long_value}, execution_note="ok")
+    assert "\n" not in grades[-1].feedback
+    assert "x" * 50 not in grades[-1].feedback
+    assert grade.one_line("a\n b   c") == "a b c"
+    assert len(grade.one_line("y" * 1000)) == 200
 
 
 def test_unanswered_scores_zero():
@@ -95,6 +124,7 @@ def test_private_paths_cover_solutions(tmp_path):
     masked = grade.private_paths(REPO_ROOT, tmp_path / "in", tmp_path / "out")
     assert REPO_ROOT / "homework" in masked
     assert REPO_ROOT / "solutions" in masked
+    assert REPO_ROOT / ".git" in masked
     assert (tmp_path / "in").resolve() in masked
 
 
@@ -111,6 +141,24 @@ def test_missing_folder_exit_code(tmp_path):
     result = _grade_command("mirabest_autoencoder", str(tmp_path / "absent"))
     assert result.returncode == 2
     assert "not found" in result.stderr
+
+
+def test_file_as_folder_exit_code(tmp_path):
+    notebook = tmp_path / "one.ipynb"
+    notebook.write_text("{}")
+    result = _grade_command("mirabest_autoencoder", str(notebook))
+    assert result.returncode == 2
+    assert "is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [("--wall-seconds", "-5"), ("--memory-gib", "0"),
+                                               ("--cell-seconds", "nan"), ("--wall-seconds", "inf")])
+def test_invalid_limit_exit_code(tmp_path, option, value):
+    (tmp_path / "one.ipynb").write_text("{}")
+    result = _grade_command("mirabest_autoencoder", str(tmp_path), option, value)
+    assert result.returncode == 2
+    assert "invalid limit" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_empty_folder_exit_code(tmp_path):

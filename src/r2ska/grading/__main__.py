@@ -48,22 +48,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.assignment not in ASSIGNMENTS:
         print(f"error: unknown assignment {args.assignment!r}: use one of {sorted(ASSIGNMENTS)}.", file=sys.stderr)
         return EXIT_USAGE
-    if not args.submissions.is_dir():
+    if not args.submissions.exists():
         print(f"error: submissions folder {str(args.submissions)!r} not found.", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.submissions.is_dir():
+        print(f"error: {str(args.submissions)!r} is not a folder: pass the folder that "
+              "contains the submitted notebooks.", file=sys.stderr)
         return EXIT_USAGE
     notebooks = sorted(p for p in args.submissions.iterdir() if p.suffix == ".ipynb" and p.is_file())
     if not notebooks:
         print(f"error: no submissions (*.ipynb) in {str(args.submissions)!r}.", file=sys.stderr)
         return EXIT_USAGE
 
+    try:
+        limits = SandboxLimits(wall_seconds=args.wall_seconds, cell_seconds=args.cell_seconds,
+                               memory_bytes=int(args.memory_gib * 2**30))
+    except (ValueError, OverflowError) as error:
+        print(f"error: invalid limit: {error}; pass a positive finite number.", file=sys.stderr)
+        return EXIT_USAGE
     root = args.root.resolve()
     try:
         hidden = load_hidden_checks(root, args.assignment)
     except (FileNotFoundError, DataUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    limits = SandboxLimits(wall_seconds=args.wall_seconds, cell_seconds=args.cell_seconds,
-                           memory_bytes=int(args.memory_gib * 2**30))
     output = args.output or args.submissions.resolve().parent / f"grades-{args.assignment}"
     output.mkdir(parents=True, exist_ok=True)
     env = {"R2SKA_PROGRESS": "0", "R2SKA_CACHE": ".r2ska-cache"}

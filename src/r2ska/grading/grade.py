@@ -25,8 +25,12 @@ HIDDEN_CHECKS_FILE = Path("homework") / "hidden_checks.py"
 """Hidden checks, relative to the repository root; never visible inside a sandbox."""
 
 _STUDENT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-# Folders of the repository that hold solutions, hidden checks or built pages with solutions.
-_PRIVATE_FOLDERS = ("homework", "solutions", "_build")
+# Folders of the repository that contain solutions, hidden checks or built pages with solutions.
+# .git is among them because its history contains every committed version of those files.
+_PRIVATE_FOLDERS = ("homework", "solutions", "_build", ".git")
+# Feedback quotes at most this many characters of one message, on one line, so that a
+# submission cannot copy long text (such as a file it read) into its feedback.
+_MAX_NOTE_CHARS = 200
 
 
 @dataclass
@@ -109,7 +113,12 @@ def grade_answers(
     answers: Mapping[str, Any],
     execution_note: str = "",
 ) -> list[QuestionGrade]:
-    """Score answers with the public and hidden checks; points are shared equally among a question's checks.
+    """Score answers: a question's points are shared among its hidden checks.
+
+    The public checks test the form of an answer (type, shape, range) and the hidden
+    checks its correctness, so only the hidden checks earn points, and each counts
+    only when every public check of the question passes too. A question without
+    hidden checks shares its points among its public checks.
 
     Args:
         assignment: The assignment graded.
@@ -125,14 +134,17 @@ def grade_answers(
     for question in assignment.questions:
         public = run_checks(question.checks, answers)
         secret = run_checks(tuple(hidden.get(question.name, ())), answers)
-        outcomes = public + secret
-        passed = sum(outcome.passed for outcome in outcomes)
-        points = round(question.points * passed / len(outcomes), 2)
+        public_passed = all(outcome.passed for outcome in public)
+        if secret:
+            earned = sum(outcome.passed for outcome in secret) if public_passed else 0
+            points = round(question.points * earned / len(secret), 2)
+        else:
+            points = round(question.points * sum(o.passed for o in public) / len(public), 2)
 
         notes = [execution_note] if execution_note else []
         for outcome in public:
             if not outcome.passed:
-                notes.append(f"{outcome.description}: {outcome.message}")
+                notes.append(one_line(f"{outcome.description}: {outcome.message}"))
         failed_hidden = [outcome.description for outcome in secret if not outcome.passed]
         if failed_hidden:
             notes.append("hidden checks failed: " + "; ".join(failed_hidden))
@@ -140,6 +152,12 @@ def grade_answers(
             notes.append("all checks passed")
         grades.append(QuestionGrade(question.name, points, float(question.points), " | ".join(notes)))
     return grades
+
+
+def one_line(text: str, limit: int = _MAX_NOTE_CHARS) -> str:
+    """Collapse whitespace to single spaces and cut the text to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def decode_answers(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,9 +177,9 @@ def execution_note(result: SandboxResult) -> str:
     """Describe how a submission ran, for its feedback; empty when it ran cleanly."""
     parts = []
     if result.status != "ok":
-        parts.append(f"execution {result.status}: {result.reason}")
+        parts.append(one_line(f"execution {result.status}: {result.reason}"))
     if result.errors:
-        parts.append(f"{len(result.errors)} cell(s) raised an error, first: {result.errors[0]}")
+        parts.append(one_line(f"{len(result.errors)} cell(s) raised an error, first: {result.errors[0]}"))
     if result.output_truncated:
         parts.append("output was truncated")
     return "; ".join(parts)
@@ -230,6 +248,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def private_paths(root: Path, submissions: Path, output: Path) -> list[Path]:
-    """Paths hidden from every sandbox: solutions, hidden checks, built pages, submissions and results."""
+    """Paths hidden from every sandbox: solutions, hidden checks, built pages, git history, submissions and results.
+
+    NOTE: only these paths are masked. A copy of the solutions elsewhere on the
+    machine (another checkout, a book built in a temporary folder) stays readable.
+    """
     paths = [root / folder for folder in _PRIVATE_FOLDERS if (root / folder).exists()]
     return paths + [submissions.resolve(), output.resolve()]

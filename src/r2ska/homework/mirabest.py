@@ -64,8 +64,9 @@ def fraction(answers: Mapping[str, Any], name: str) -> float:
 def choice(answers: Mapping[str, Any], name: str) -> str:
     """Return a multiple-choice answer, one of the letters a-d."""
     value = answer(answers, name)
+    # Quote only the start of a wrong value, because feedback must not carry long text.
     assert isinstance(value, str) and value.strip().lower() in CHOICES, (
-        f"{name} must be one of {CHOICES}, got {value!r}."
+        f"{name} must be one of {CHOICES}, got {repr(value)[:20]}."
     )
     return value.strip().lower()
 
@@ -108,9 +109,13 @@ def _check_reconstructions(answers: Mapping[str, Any]) -> None:
 def _check_beats_blank(answers: Mapping[str, Any]) -> None:
     mse = number(answers, "q2_test_mse")
     blank = number(answers, "q1_blank_mse")
-    assert 0 < mse < blank, (
-        f"q2_test_mse = {mse:.6f} is not below the blank-image MSE {blank:.6f}: a blank "
-        "output would do as well."
+    assert mse > 0, (
+        f"q2_test_mse = {mse} must be positive: it is the mean squared error of the "
+        "reconstructions of the test images."
+    )
+    assert mse < blank, (
+        f"q2_test_mse = {mse:.6f} is not below the blank-image MSE {blank:.6f}, so a blank "
+        "output would do as well (or the value is a sum, not a mean per pixel)."
     )
 
 
