@@ -29,7 +29,7 @@ def test_prepare_keeps_mirabest_flux(mirror_dir):
     prepared = prepare_radio_images(images)
     assert prepared.shape == (153, 1, 64, 64)
     # 150 is not a multiple of 64, so the averaging windows overlap and weigh central
-    # pixels a little more; the mean brightness still agrees to within 5 %.
+    # pixels a little more. The mean brightness still agrees to within 5 %.
     original_mean = images.double().div(255).mean().item()
     assert prepared.double().mean().item() == pytest.approx(original_mean, rel=0.05)
 
@@ -60,7 +60,8 @@ def test_autoencoder_shapes_and_output_range():
     with torch.no_grad():
         out = sigmoid(x)
     assert out.shape == x.shape
-    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert float(out.min()) >= 0
+    assert float(out.max()) <= 1
     assert RadioAutoencoder(8, image_size=32)(torch.rand(2, 1, 32, 32)).shape == (2, 1, 32, 32)
 
 

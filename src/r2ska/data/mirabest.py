@@ -104,8 +104,8 @@ class MiraBestDataset(ImageDataset):
     Counts over all 1256 images (fine labels 0-9): 339, 49, 9, 191, 3, 432, 4,
     195, 19, 15. The binary subsets of :func:`load_mirabest` are ``"FRFull"``
     (FRI 100-112 vs FRII 200-210), ``"FRConfident"`` (100-104 vs 200-201),
-    ``"FRUncertain"`` (110-112 vs 210) and ``"Hybrid"`` (300 vs 310); each drops
-    the other classes.
+    ``"FRUncertain"`` (110-112 vs 210) and ``"Hybrid"`` (300 vs 310). Each subset
+    drops the other classes.
 
     Licence: see the data set's Zenodo record (DOI 10.5281/zenodo.4288837). The
     FIRST images may be reproduced for scholarly, educational and private

@@ -93,16 +93,16 @@ def student_names(paths: Sequence[Path]) -> dict[Path, str]:
     """Derive a unique, file-name-safe student name from each submission's file name.
 
     Characters other than letters, digits, ``_``, ``.`` and ``-`` become ``_``, and a
-    name that is taken gets a ``-2``, ``-3``... suffix, in sorted path order.
+    name that is already in use gets a ``-2``, ``-3``... suffix, in sorted path order.
     """
     names: dict[Path, str] = {}
-    taken: set[str] = set()
+    used_names: set[str] = set()
     for path in sorted(paths):
         base = _STUDENT_NAME.sub("_", path.stem).strip("._") or "unnamed"
         name, suffix = base, 2
-        while name in taken:
+        while name in used_names:
             name, suffix = f"{base}-{suffix}", suffix + 1
-        taken.add(name)
+        used_names.add(name)
         names[path] = name
     return names
 

@@ -143,7 +143,7 @@ def generate(source_path: Path) -> GeneratedPair:
 
 
 def _solution_title(markdown: str) -> str:
-    """Prefix a top-level heading with "Solutions to", so the book's sidebar tells the pages apart."""
+    """Prefix a top-level heading with "Solutions to", so that readers can distinguish the pages in the book's sidebar."""
     if markdown.startswith("# "):
         return "# Solutions to " + markdown[2:]
     return markdown

@@ -34,7 +34,7 @@ class Question:
         name: Short name used in notebooks and grades, for example ``"q1"``.
         points: Maximum points; they are shared equally among all checks of the
             question, the public ones and the hidden ones used in grading.
-        answers: Names of the notebook variables that hold the answer.
+        answers: Names of the notebook variables that contain the answer.
         checks: Public checks, which students run in their notebook.
     """
 

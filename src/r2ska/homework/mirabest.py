@@ -48,8 +48,8 @@ def array(answers: Mapping[str, Any], name: str, shape: tuple[int | None, ...]) 
     matches = result.ndim == len(shape) and all(
         expected is None or size == expected for size, expected in zip(result.shape, shape)
     )
-    wanted = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
-    assert matches, f"{name} must have shape {wanted}, got {result.shape}."
+    expected_shape = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+    assert matches, f"{name} must have shape {expected_shape}, got {result.shape}."
     assert np.isfinite(result).all(), f"{name} contains NaN or infinite values."
     return result
 
@@ -84,9 +84,10 @@ def accuracy_list(answers: Mapping[str, Any], name: str) -> list[float]:
 
 def _check_counts(answers: Mapping[str, Any]) -> None:
     counts = array(answers, "q1_class_counts", (2,))
-    assert (counts == np.round(counts)).all() and (counts > 0).all(), (
-        "q1_class_counts must hold two positive whole numbers: the FRI and FRII counts."
+    assert (counts == np.round(counts)).all(), (
+        "q1_class_counts must contain two whole numbers: the FRI and FRII counts."
     )
+    assert (counts > 0).all(), "q1_class_counts must contain two positive counts."
     assert counts.sum() == FRFULL_TRAIN_SIZE, (
         f"The counts add up to {counts.sum():.0f}, but the FRFull training split has "
         f"{FRFULL_TRAIN_SIZE} images: count every image once."
@@ -159,8 +160,8 @@ AUTOENCODER = Assignment(
 
 def _check_neighbours(answers: Mapping[str, Any]) -> None:
     indices = array(answers, "q1_neighbours", (5,))
-    assert (indices == np.round(indices)).all(), "q1_neighbours must hold integer row indices."
-    assert len(set(indices.tolist())) == 5, "q1_neighbours must hold 5 different training images."
+    assert (indices == np.round(indices)).all(), "q1_neighbours must contain integer row indices."
+    assert len(set(indices.tolist())) == 5, "q1_neighbours must contain 5 different training images."
     assert ((indices >= 0) & (indices < FRFULL_TRAIN_SIZE)).all(), (
         f"q1_neighbours must index the {FRFULL_TRAIN_SIZE} FRFull training images."
     )
